@@ -1,0 +1,8 @@
+/* The corebox binary: everything is an applet; see src/applets.c. */
+#include "corebox/applets.h"
+
+int
+main(int argc, char **argv)
+{
+	return applet_dispatch(argc, argv);
+}
