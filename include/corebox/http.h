@@ -16,9 +16,11 @@
  * Errors are 0 or -ERR_xxx (corebox/err.h). Long-lived objects (server,
  * client) keep an errmsg buffer describing the last failure.
  *
- * TLS is not built yet: https URLs are refused with -ERR_UNSUPPORTED. Every
- * connection does its I/O through a struct http_transport so that TLS can be
- * added as another transport without touching handlers.
+ * Every connection does its I/O through a struct http_transport: plain TCP,
+ * or TLS (corebox/tls.h) for https:// listeners (http_server_set_tls) and
+ * https:// URLs in the client (http_client_opts.tls, http_sync_set_tls).
+ * Handlers never see the difference. The plain path costs nothing extra:
+ * the TLS-only hooks are NULL checks.
  */
 #ifndef COREBOX_HTTP_H
 #define COREBOX_HTTP_H
@@ -32,6 +34,7 @@
 #include "corebox/buf.h"
 
 struct loop;
+struct tls_config;
 
 /* ------------------------------------------------------------------ */
 /* Shared types                                                        */
@@ -246,23 +249,36 @@ struct http_url {
 int http_url_parse(const char *url, struct http_url *u);
 
 /* ------------------------------------------------------------------ */
-/* Transport hook (plain TCP now; TLS later)                           */
+/* Transport hook (plain TCP, TLS)                                     */
 /* ------------------------------------------------------------------ */
 
 /*
  * How a connection moves bytes. read/write return the byte count (read: 0
  * means the peer closed), or -ERR_AGAIN when they would block, setting
  * *want to LOOP_READ or LOOP_WRITE to say which readiness to wait for (TLS
- * may need to write while reading); -ERR_CLOSED / -ERR_IO on failure.
- * close releases ctx and closes fd. open (may be NULL) builds ctx for a new
- * fd (server: accepted, client: connected).
+ * may need to write while reading); -ERR_CLOSED / -ERR_IO / -ERR_TLS /
+ * -ERR_TIMEOUT on failure. After -ERR_AGAIN, write is called again with the
+ * same bytes first (an output buffer consumed only by what write returned).
+ * close releases ctx and closes fd.
+ *
+ * Optional hooks (NULL for plain TCP):
+ *   open: builds ctx for a new fd (server: accepted, host NULL; client:
+ *     connected, host is the URL's host, to verify the peer against). l is
+ *     the loop the connection runs on. targ is the listener's or client's.
+ *   pending: bytes are buffered inside the transport, so a read would return
+ *     data although the fd is not readable; the owner must read again
+ *     without waiting for the fd.
+ *   errmsg: why the transport failed, worded like Go ("x509: certificate
+ *     signed by unknown authority"), "" if it did not.
  */
 struct http_transport {
 	const char *name;
-	int (*open)(void *targ, int fd, bool server, void **ctx);
+	int (*open)(void *targ, struct loop *l, int fd, const char *host, void **ctx);
 	ssize_t (*read)(void *ctx, int fd, void *p, size_t n, int *want);
 	ssize_t (*write)(void *ctx, int fd, const void *p, size_t n, int *want);
 	void (*close)(void *ctx, int fd);
+	bool (*pending)(void *ctx);
+	const char *(*errmsg)(void *ctx);
 };
 /* Plain TCP (read/write/close on the fd). */
 extern const struct http_transport http_transport_plain;
@@ -387,10 +403,21 @@ const char *http_server_errmsg(const struct http_server *s);
  * http://localhost:2379 (127.0.0.1 and, if the host has IPv6, ::1), or
  * http://0.0.0.0:port / http://[::]:port. Port 0 picks a free port; *port
  * (if not NULL) receives the bound port. Names other than localhost are
- * refused (etcd listens on IPs only). https is refused with
- * -ERR_UNSUPPORTED until TLS exists. Returns 0 or -ERR_xxx with errmsg set.
+ * refused (etcd listens on IPs only). https:// URLs serve TLS with the
+ * config given to http_server_set_tls (-ERR_UNSUPPORTED without one).
+ * Returns 0 or -ERR_xxx with errmsg set.
  */
 int http_listen_url(struct http_server *s, const char *url, int *port);
+/*
+ * The TLS config for https:// listeners added after this call (cfg must be a
+ * server config: tls_config_new_server; -ERR_INVAL otherwise). The server
+ * and each listener take their own reference, so the caller may free its
+ * own at once. NULL forgets the config (listeners keep theirs). A client
+ * that fails the handshake is closed and logged at info level; a handshake
+ * that stalls is cut off after the config's handshake timeout. Returns 0 or
+ * -ERR_INVAL.
+ */
+int http_server_set_tls(struct http_server *s, struct tls_config *cfg);
 /* Adopts an already listening socket (made non-blocking here). */
 int http_listen_fd(struct http_server *s, int fd);
 /* Stops accepting (listeners closed); open connections continue. */
@@ -490,6 +517,8 @@ struct http_client_opts {
 	uint64_t idle_ms;           /* an idle pooled connection is closed after: 90000 */
 	size_t read_bytes_max;      /* per readable event: 64 KiB */
 	bool resolve_blocking;      /* allow getaddrinfo for names (CLIs only) */
+	struct tls_config *tls;     /* client config for https:// URLs (NULL: https refused);
+	                             * the client takes its own reference */
 };
 void http_client_opts_default(struct http_client_opts *o);
 
@@ -518,8 +547,9 @@ typedef void http_call_data_fn(struct http_call *call, const char *p, size_t n, 
 /*
  * The call ended: err 0 and resp complete, or -ERR_TIMEOUT, -ERR_CONNECT,
  * -ERR_CLOSED (peer closed early), -ERR_PARSE (bad response), -ERR_LIMIT,
- * -ERR_NOMEM, with resp NULL (or the head so far, if it had arrived, for a
- * stream that broke). After it returns the call pointer is dead.
+ * -ERR_TLS (handshake refused: http_call_errmsg says why), -ERR_NOMEM, with
+ * resp NULL (or the head so far, if it had arrived, for a stream that
+ * broke). After it returns the call pointer is dead.
  */
 typedef void http_call_done_fn(struct http_call *call, int err, const struct http_response *resp, void *arg);
 
@@ -542,8 +572,10 @@ struct http_call_spec {
 
 /*
  * Async path: hosts must be numeric (127.0.0.1, [::1]) or localhost (tries
- * 127.0.0.1 then ::1) unless opts.resolve_blocking. Connections use
- * http_transport_plain (https is refused until the TLS transport exists).
+ * 127.0.0.1 then ::1) unless opts.resolve_blocking. http:// URLs use
+ * http_transport_plain, https:// URLs TLS with opts.tls, verifying the
+ * server against the URL's host (or the config's server name); http and
+ * https connections to the same host:port are pooled apart.
  * A pooled connection found closed by the server before any response byte
  * arrived is retried once on a new connection. Returns NULL on allocation
  * failure. Not to be freed from inside one of its callbacks.
@@ -551,6 +583,13 @@ struct http_call_spec {
 struct http_client *http_client_new(struct loop *l, const struct http_client_opts *o);
 /* Cancels every call (their on_done does not fire) and closes pooled connections. */
 void http_client_free(struct http_client *c);
+/*
+ * Replaces opts.tls for calls started afterwards (cfg must be a client
+ * config; -ERR_INVAL otherwise; NULL refuses https again). Takes its own
+ * reference. Idle pooled https connections are closed, as they were
+ * verified under the old config; busy ones finish their call and close.
+ */
+int http_client_set_tls(struct http_client *c, struct tls_config *cfg);
 const char *http_client_errmsg(const struct http_client *c);
 /* Open connections (busy + idle), for tests and stats. */
 size_t http_client_conns(const struct http_client *c);
@@ -562,7 +601,7 @@ uint64_t http_client_connects(const struct http_client *c);
  * call returns (copied). On success *out (may be NULL) is the handle, valid
  * until on_done returns or http_call_cancel. Callbacks never run inside
  * http_call_start. Returns 0, -ERR_PARSE (bad URL), -ERR_UNSUPPORTED
- * (https, or a name without resolve_blocking), -ERR_NOMEM.
+ * (https without opts.tls, or a name without resolve_blocking), -ERR_NOMEM.
  */
 int http_call_start(struct http_client *c, const struct http_call_spec *spec, struct http_call **out);
 /*
@@ -599,6 +638,8 @@ struct http_result {
 struct http_sync;
 struct http_sync *http_sync_new(void);
 void http_sync_free(struct http_sync *s);
+/* The client TLS config for https:// URLs, as http_client_set_tls. */
+int http_sync_set_tls(struct http_sync *s, struct tls_config *cfg);
 int http_fetch(struct http_sync *s, const struct http_call_spec *spec, struct http_result *res);
 const char *http_result_header(const struct http_result *res, const char *name);
 void http_result_free(struct http_result *res);

@@ -30,8 +30,10 @@
 #include "corebox/buf.h"
 #include "corebox/err.h"
 #include "corebox/http.h"
+#include "corebox/log.h"
 #include "corebox/loop.h"
 #include "corebox/mem.h"
+#include "corebox/tls.h"
 
 /* Input reserved per read; grows only for long heads and bodies. */
 #define READ_RESERVE_BYTES 16384
@@ -115,6 +117,7 @@ struct conn {
 	int mask;                   /* LOOP_READ/WRITE registered */
 	bool read_wants_write;      /* transport read blocked on writability */
 	bool write_wants_read;
+	bool read_pending;          /* the transport holds input the fd will not announce */
 	bool dead;                  /* fd closed, waiting to be freed */
 	bool pending;               /* on s->pending */
 	bool broken;                /* close at the next kick */
@@ -130,7 +133,7 @@ struct listener {
 	struct http_server *s;
 	int fd;
 	const struct http_transport *tp;
-	void *targ;
+	void *targ;                     /* TLS: a struct tls_config reference */
 };
 
 struct http_server {
@@ -152,6 +155,7 @@ struct http_server {
 	int64_t date_sec;
 	char date_line[40];             /* "Date: ...\r\n" */
 	struct http_server_stats st;
+	struct tls_config *tls;         /* for https listeners; a reference */
 	char errmsg[256];
 };
 
@@ -328,6 +332,7 @@ queue_push(struct conn *c, struct sreq *r)
 /* ------------------------------------------------------------------ */
 
 static int64_t kick_fn(struct loop *l, uint64_t id, void *arg);
+static void conn_on_read(struct loop *l, int fd, void *arg);
 
 /* Queues c for the kick: flush, close if broken, free if dead. */
 static void
@@ -428,7 +433,6 @@ kick_fn(struct loop *l, uint64_t id, void *arg)
 	struct http_server *s = arg;
 	struct conn *c, *list, **pp;
 
-	(void)l;
 	(void)id;
 	s->kick_id = 0;
 	list = s->pending;
@@ -442,6 +446,14 @@ kick_fn(struct loop *l, uint64_t id, void *arg)
 		if (c->broken) {
 			conn_close(c);
 			continue;
+		}
+		if (c->read_pending) {
+			c->read_pending = false;
+			if (c->mask & LOOP_READ) {
+				conn_on_read(l, c->fd, c);
+				if (c->dead)
+					continue;
+			}
 		}
 		if (c->cancel_rest) {
 			c->cancel_rest = false;
@@ -502,7 +514,6 @@ conn_close(struct conn *c)
 		s->kick_id = loop_timer_add(s->loop, 0, kick_fn, s);
 }
 
-static void conn_on_read(struct loop *l, int fd, void *arg);
 static void conn_on_write(struct loop *l, int fd, void *arg);
 
 /* Whether the next request may be parsed and handed over. */
@@ -546,6 +557,11 @@ conn_update_mask(struct conn *c)
 	if ((c->mask & ~want) != 0)
 		loop_fd_del(s->loop, c->fd, c->mask & ~want);
 	c->mask = want;
+	/* Input a transport (TLS) already decrypted raises no fd event: read it from the kick. */
+	if ((want & LOOP_READ) && c->tp->pending != NULL && !c->read_pending && c->tp->pending(c->tctx)) {
+		c->read_pending = true;
+		conn_mark_pending(c);
+	}
 }
 
 static void
@@ -1509,6 +1525,48 @@ conn_eof(struct conn *c)
 	conn_flush(c);
 }
 
+/* "127.0.0.1:51234" or "[::1]:51234". */
+static void
+peer_name(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+		snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+		snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+	} else {
+		snprintf(out, cap, "-");
+	}
+}
+
+/*
+ * A transport that failed says why (TLS: a refused certificate, a handshake
+ * timeout). Go's server logs these ("http: TLS handshake error from ..."),
+ * and operators need them to see why clients fail; plain resets stay quiet.
+ */
+static void
+log_transport_error(const struct conn *c, int err)
+{
+	const char *msg = c->tp->errmsg(c->tctx);
+	char peer[INET6_ADDRSTRLEN + 10];
+
+	if (msg == NULL || *msg == '\0')
+		return;
+	peer_name(&c->peer, peer, sizeof(peer));
+	if (err == -ERR_TLS || err == -ERR_TIMEOUT)
+		log_info("http", "TLS error", "transport=%s remote=%s err=%s", c->tp->name, peer, log_q(msg));
+	else
+		log_debug("http", "connection error", "transport=%s remote=%s err=%s", c->tp->name, peer,
+			log_q(msg));
+}
+
 static void
 conn_on_read(struct loop *l, int fd, void *arg)
 {
@@ -1544,6 +1602,8 @@ conn_on_read(struct loop *l, int fd, void *arg)
 		return;
 	}
 	if (n < 0) {
+		if (c->tp->errmsg != NULL)
+			log_transport_error(c, (int)n);
 		conn_close(c);
 		return;
 	}
@@ -1655,12 +1715,17 @@ sweep_fn(struct loop *l, uint64_t id, void *arg)
 /* ------------------------------------------------------------------ */
 
 static void
-reject_busy(int fd)
+reject_busy(int fd, const struct http_transport *tp)
 {
 	static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\n"
 		"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
 		"Content-Length: 23\r\n\r\n503 Service Unavailable";
 
+	/* A TLS client would read plain text as a broken record: just close. */
+	if (tp != &http_transport_plain) {
+		close(fd);
+		return;
+	}
 	/* One try: a client that cannot take 150 bytes is not worth waiting for. */
 	if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 		/* nothing more to do */
@@ -1689,12 +1754,12 @@ listener_on_read(struct loop *l, int lfd, void *arg)
 		}
 		if (s->st.conns_open >= s->lim.conns_max) {
 			s->st.conns_rejected++;
-			reject_busy(fd);
+			reject_busy(fd, ls->tp);
 			continue;
 		}
 		c = mem_calloc(1, sizeof(*c));
 		if (c == NULL) {
-			reject_busy(fd);
+			reject_busy(fd, ls->tp);
 			continue;
 		}
 		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
@@ -1704,7 +1769,7 @@ listener_on_read(struct loop *l, int lfd, void *arg)
 		c->tp = ls->tp;
 		c->peer = ss;
 		c->last_active_ms = c->last_write_ms = loop_now_ms(l);
-		if (c->tp->open != NULL && c->tp->open(ls->targ, fd, true, &c->tctx) < 0) {
+		if (c->tp->open != NULL && c->tp->open(ls->targ, l, fd, NULL, &c->tctx) < 0) {
 			close(fd);
 			mem_free(c);
 			continue;
@@ -1770,8 +1835,9 @@ http_server_new(struct loop *l, const struct http_limits *lim, http_handler_fn *
 	return s;
 }
 
+/* targ (a TLS config) gets a reference of its own: the listener may outlive the server's. */
 static int
-add_listener(struct http_server *s, int fd, const struct http_transport *tp)
+add_listener(struct http_server *s, int fd, const struct http_transport *tp, void *targ)
 {
 	struct listener **v, *ls;
 
@@ -1789,6 +1855,8 @@ add_listener(struct http_server *s, int fd, const struct http_transport *tp)
 		mem_free(ls);
 		return -ERR_IO;
 	}
+	if (targ != NULL)
+		ls->targ = tls_config_ref(targ);
 	v[s->nls++] = ls;
 	return 0;
 }
@@ -1801,6 +1869,8 @@ http_server_stop_listening(struct http_server *s)
 	for (size_t i = 0; i < s->nls; i++) {
 		loop_fd_del(s->loop, v[i]->fd, LOOP_READ);
 		close(v[i]->fd);
+		if (v[i]->targ != NULL)
+			tls_config_free(v[i]->targ);
 		mem_free(v[i]);
 	}
 	mem_free(s->ls);
@@ -1832,8 +1902,21 @@ http_server_free(struct http_server *s)
 		s->pool = r->next;
 		req_free(r);
 	}
+	tls_config_free(s->tls);
 	mem_free(s->scratch);
 	mem_free(s);
+}
+
+int
+http_server_set_tls(struct http_server *s, struct tls_config *cfg)
+{
+	if (cfg != NULL && !tls_config_is_server(cfg)) {
+		snprintf(s->errmsg, sizeof(s->errmsg), "tls: a client config cannot serve https");
+		return -ERR_INVAL;
+	}
+	tls_config_free(s->tls);
+	s->tls = cfg != NULL ? tls_config_ref(cfg) : NULL;
+	return 0;
 }
 
 const char *
@@ -1865,7 +1948,7 @@ http_listen_fd(struct http_server *s, int fd)
 		snprintf(s->errmsg, sizeof(s->errmsg), "listen fd %d: %s", fd, http_errno_str(errno));
 		return -ERR_IO;
 	}
-	rc = add_listener(s, fd, &http_transport_plain);
+	rc = add_listener(s, fd, &http_transport_plain, NULL);
 	if (rc < 0)
 		snprintf(s->errmsg, sizeof(s->errmsg), "listen fd %d: %s", fd, err_str(rc));
 	return rc;
@@ -1943,6 +2026,8 @@ make_addr(struct sockaddr_storage *ss, int family, const char *ip, uint16_t port
 int
 http_listen_url(struct http_server *s, const char *url, int *port)
 {
+	const struct http_transport *tp = &http_transport_plain;
+	struct tls_config *targ = NULL;
 	struct http_url u;
 	struct sockaddr_storage ss;
 	char hostport[300];
@@ -1954,9 +2039,13 @@ http_listen_url(struct http_server *s, const char *url, int *port)
 		return -ERR_PARSE;
 	}
 	if (u.tls) {
-		snprintf(s->errmsg, sizeof(s->errmsg),
-			"listen %s: https is not supported yet (no TLS transport)", url);
-		return -ERR_UNSUPPORTED;
+		if (s->tls == NULL) {
+			snprintf(s->errmsg, sizeof(s->errmsg),
+				"listen %s: https is not supported without a TLS config (cert and key files)", url);
+			return -ERR_UNSUPPORTED;
+		}
+		tp = &tls_http_transport;
+		targ = s->tls;
 	}
 	if (!u.port_given) {
 		snprintf(s->errmsg, sizeof(s->errmsg), "listen %s: missing port in address", url);
@@ -1974,7 +2063,7 @@ http_listen_url(struct http_server *s, const char *url, int *port)
 		if (fd < 0)
 			return fd;
 		p = bound_port(fd);
-		rc = add_listener(s, fd, &http_transport_plain);
+		rc = add_listener(s, fd, tp, targ);
 		if (rc < 0) {
 			close(fd);
 			snprintf(s->errmsg, sizeof(s->errmsg), "listen %s: %s", url, err_str(rc));
@@ -1983,7 +2072,7 @@ http_listen_url(struct http_server *s, const char *url, int *port)
 		snprintf(hostport, sizeof(hostport), "[::1]:%d", p);
 		sl = make_addr(&ss, AF_INET6, "::1", (uint16_t)p);
 		fd = listen_one(s, url, &ss, sl, hostport);
-		if (fd >= 0 && add_listener(s, fd, &http_transport_plain) < 0)
+		if (fd >= 0 && add_listener(s, fd, tp, targ) < 0)
 			close(fd);
 		s->errmsg[0] = '\0';
 		if (port != NULL)
@@ -2004,7 +2093,7 @@ http_listen_url(struct http_server *s, const char *url, int *port)
 	if (fd < 0)
 		return fd;
 	p = bound_port(fd);
-	rc = add_listener(s, fd, &http_transport_plain);
+	rc = add_listener(s, fd, tp, targ);
 	if (rc < 0) {
 		close(fd);
 		snprintf(s->errmsg, sizeof(s->errmsg), "listen %s: %s", url, err_str(rc));
