@@ -293,10 +293,10 @@ serve_health(struct etcd_server *srv, struct http_req *req)
 
 	if (!allow(srv, req, "GET"))
 		return;
-	/* etcd 2.3's exact body (etcd 3.4 writes it without the space). The
-	 * single member is always its own leader, and a server whose WAL broke
-	 * has already exited. */
-	buf_puts(&body, "{\"health\": \"true\"}");
+	/* etcd 3.4's body (etcd 2.3 wrote a space after the colon; clients
+	 * parse it as JSON either way). The single member is always its own
+	 * leader, and a server whose WAL broke has already exited. */
+	buf_puts(&body, "{\"health\":\"true\"}");
 	answer(srv, req, 200, "text/plain; charset=utf-8", &body);
 	buf_free(&body);
 }

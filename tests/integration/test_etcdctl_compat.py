@@ -755,8 +755,6 @@ def test_etcdctl_backup_restores_data(restored):
     assert p.returncode == 4 and p.stderr.startswith(b"Error:  100: Key not found (/bk/after)")
 
 
-@pytest.mark.xfail(reason="corebox etcd --force-new-cluster keeps the old membership: the restored "
-                   "member is not in /v2/members (needs a server change)", strict=True)
 def test_etcdctl_backup_force_new_cluster_membership(restored):
     """After the restore the cluster is one healthy member with the new ID."""
     _, dst = restored
