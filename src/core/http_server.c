@@ -37,6 +37,8 @@
 
 /* Input reserved per read; grows only for long heads and bodies. */
 #define READ_RESERVE_BYTES 16384
+/* Held requests that may keep their input buffers (see conn_on_read). */
+#define HELD_KEEP_BUFFERS_MAX 256
 /* Buffers larger than this are released once empty. */
 #define BUF_KEEP_BYTES (64 * 1024)
 /* How long a closing connection drains the client's input after our FIN. */
@@ -1624,8 +1626,15 @@ conn_on_read(struct loop *l, int fd, void *arg)
 	c->in_io = false;
 	if (c->dead)
 		return;
-	/* Keep idle memory small: held requests do not need an input buffer. */
-	if (buf_avail(&c->in) == 0 && (c->nq > 0 || c->in.cap > BUF_KEEP_BYTES))
+	/*
+	 * Keep idle memory small: a held request needs no input buffer, but
+	 * freeing it on every hold costs a large free/alloc pair per request
+	 * (writes are held until the WAL sync), which dominated the server's
+	 * profile under musl. So input buffers of held connections are dropped
+	 * only once many requests are held at once (long-poll watchers).
+	 */
+	if (buf_avail(&c->in) == 0 && (c->in.cap > BUF_KEEP_BYTES ||
+	    (c->nq > 0 && s->st.requests_held > HELD_KEEP_BUFFERS_MAX)))
 		buf_free(&c->in);
 	conn_flush(c);
 }
@@ -1978,7 +1987,8 @@ listen_one(struct http_server *s, const char *url, const struct sockaddr_storage
 		close(fd);
 		return e == EADDRNOTAVAIL || e == EAFNOSUPPORT ? -ERR_UNSUPPORTED : -ERR_IO;
 	}
-	if (listen(fd, SOMAXCONN) < 0) {
+	/* SOMAXCONN is 128 in musl; the kernel caps the backlog at its own limit. */
+	if (listen(fd, 4096) < 0) {
 		snprintf(s->errmsg, sizeof(s->errmsg), "listen tcp %s: %s", hostport, http_errno_str(errno));
 		close(fd);
 		return -ERR_IO;
