@@ -251,6 +251,9 @@ int ctl_err_from_body(struct ctl_err *e, const char *body, size_t len);
  */
 void ctl_go_json_error(const char *body, size_t len, char *out, size_t cap);
 
+/* Sets *e (not a connection error) to ctl_go_json_error's text for body. */
+void ctl_err_go_json(struct ctl_err *e, const char *body, size_t len);
+
 /* The text of client.ErrInvalidJSON. */
 #define CTL_ERR_INVALID_JSON "client: response is invalid json. The endpoint is probably not valid etcd cluster endpoint"
 
@@ -407,6 +410,13 @@ struct ctl_result {
 };
 
 void ctl_result_free(struct ctl_result *r);
+
+/*
+ * Sets *e from an error response of the auth and members APIs, whose body
+ * is {"message": ...} (key matched case-insensitively): the message, "" if
+ * there is none, or Go's JSON error when the body is not JSON.
+ */
+void ctl_err_from_message(struct ctl_err *e, const struct ctl_result *res);
 
 /*
  * Sets the endpoints (shuffled, as client.SetEndpoints does) from strings

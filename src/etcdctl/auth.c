@@ -70,29 +70,6 @@ auth_do(struct ctl *c, const char *method, const char *action, const char *name,
 	return ctl_client_do(&c->client, &rq, ctl_deadline(c), res, e);
 }
 
-/* authError: the body's "message", or Go's JSON error if it is not JSON. */
-static void
-auth_error(struct ctl_err *e, const struct ctl_result *res)
-{
-	struct json_doc *doc = NULL;
-	const struct json_node *m;
-	const char *s = "";
-	size_t len = 0;
-
-	if (json_parse(res->body, res->body_len, &ctl_json_limits, &doc, NULL, 0) < 0) {
-		char msg[CTL_ERR_TEXT_BYTES];
-
-		ctl_go_json_error(res->body, res->body_len, msg, sizeof(msg));
-		ctl_err_msg(e, false, "%s", msg);
-		return;
-	}
-	m = json_get_fold(json_doc_root(doc), "message");
-	if (m != NULL)
-		json_get_str(m, &s, &len);
-	ctl_err_msg(e, false, "%.*s", (int)len, s);
-	json_doc_free(doc);
-}
-
 /* Status check of addRemoveUser/addRemoveRole/enableDisable (200 or 201). */
 static int
 auth_simple(struct ctl *c, const char *method, const char *action, const char *name, const struct buf *body,
@@ -103,7 +80,7 @@ auth_simple(struct ctl *c, const char *method, const char *action, const char *n
 	if (auth_do(c, method, action, name, body, &res, e) < 0)
 		return -1;
 	if (res.status != 200 && res.status != 201) {
-		auth_error(e, &res);
+		ctl_err_from_message(e, &res);
 		ctl_result_free(&res);
 		return -1;
 	}
@@ -254,7 +231,7 @@ mod_user(struct ctl *c, const char *method, const char *name, const struct buf *
 	if (auth_do(c, method, "users", name, body, &res, e) < 0)
 		return -1;
 	if (res.status != 200) {
-		auth_error(e, &res);
+		ctl_err_from_message(e, &res);
 		ctl_result_free(&res);
 		return -1;
 	}
@@ -403,16 +380,13 @@ list_names(struct ctl *c, const char *action, const char *field, const char *key
 	if (auth_do(c, "GET", action, NULL, NULL, &res, &e) < 0)
 		return print_err(c, &e);
 	if (res.status != 200) {
-		auth_error(&e, &res);
+		ctl_err_from_message(&e, &res);
 		ctl_result_free(&res);
 		return print_err(c, &e);
 	}
 	if (json_parse(res.body, res.body_len, &ctl_json_limits, &doc, NULL, 0) < 0) {
-		char msg[CTL_ERR_TEXT_BYTES];
-
-		ctl_go_json_error(res.body, res.body_len, msg, sizeof(msg));
+		ctl_err_go_json(&e, res.body, res.body_len);
 		ctl_result_free(&res);
-		ctl_err_msg(&e, false, "%s", msg);
 		return print_err(c, &e);
 	}
 	arr = json_get_fold(json_doc_root(doc), key);
@@ -428,37 +402,53 @@ list_names(struct ctl *c, const char *action, const char *field, const char *key
 	return 0;
 }
 
+/* user list / role list: no arguments, then every name on its own line. */
 static int
-user_list(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_val *vals, int argc, char **argv)
+list_cmd(struct ctl *c, int argc, const char *action, const char *field)
 {
 	int code = no_args(c, argc);
 
-	(void)cmd;
-	(void)vals;
-	(void)argv;
 	if (code == 0)
 		code = ctl_client_setup(c, true);
 	if (code != 0)
 		return code;
 	debug_endpoints(c);
-	return list_names(c, "users", "user", "users");
+	return list_names(c, action, field, action);
+}
+
+/*
+ * user remove / role remove: setup_code is what user_setup or role_setup
+ * returned (argv[0] exists only when it is 0); what is "User" or "Role".
+ */
+static int
+remove_cmd(struct ctl *c, int setup_code, const char *action, const char *what, char **argv)
+{
+	struct ctl_err e = { 0 };
+
+	if (setup_code != 0)
+		return setup_code;
+	debug_endpoints(c);
+	if (auth_simple(c, "DELETE", action, argv[0], NULL, &e) < 0)
+		return print_err(c, &e);
+	buf_printf(&c->out, "%s %s removed\n", what, argv[0]);
+	return 0;
+}
+
+static int
+user_list(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_val *vals, int argc, char **argv)
+{
+	(void)cmd;
+	(void)vals;
+	(void)argv;
+	return list_cmd(c, argc, "users", "user");
 }
 
 static int
 user_remove(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_val *vals, int argc, char **argv)
 {
-	struct ctl_err e = { 0 };
-	int code = user_setup(c, argc);
-
 	(void)cmd;
 	(void)vals;
-	if (code != 0)
-		return code;
-	debug_endpoints(c);
-	if (auth_simple(c, "DELETE", "users", argv[0], NULL, &e) < 0)
-		return print_err(c, &e);
-	buf_printf(&c->out, "User %s removed\n", argv[0]);
-	return 0;
+	return remove_cmd(c, user_setup(c, argc), "users", "User", argv);
 }
 
 static int
@@ -681,7 +671,7 @@ mod_role(struct ctl *c, const char *method, const char *name, const struct buf *
 	if (auth_do(c, method, "roles", name, body, &res, e) < 0)
 		return -1;
 	if (res.status != 200) {
-		auth_error(e, &res);
+		ctl_err_from_message(e, &res);
 		ctl_result_free(&res);
 		return -1;
 	}
@@ -806,34 +796,18 @@ role_get(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_val *vals, int arg
 static int
 role_list(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_val *vals, int argc, char **argv)
 {
-	int code = no_args(c, argc);
-
 	(void)cmd;
 	(void)vals;
 	(void)argv;
-	if (code == 0)
-		code = ctl_client_setup(c, true);
-	if (code != 0)
-		return code;
-	debug_endpoints(c);
-	return list_names(c, "roles", "role", "roles");
+	return list_cmd(c, argc, "roles", "role");
 }
 
 static int
 role_remove(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_val *vals, int argc, char **argv)
 {
-	struct ctl_err e = { 0 };
-	int code = role_setup(c, argc);
-
 	(void)cmd;
 	(void)vals;
-	if (code != 0)
-		return code;
-	debug_endpoints(c);
-	if (auth_simple(c, "DELETE", "roles", argv[0], NULL, &e) < 0)
-		return print_err(c, &e);
-	buf_printf(&c->out, "Role %s removed\n", argv[0]);
-	return 0;
+	return remove_cmd(c, role_setup(c, argc), "roles", "Role", argv);
 }
 
 static int

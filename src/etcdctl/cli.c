@@ -16,6 +16,7 @@
 #include "corebox/etcdctl.h"
 #include "corebox/flags.h"
 #include "corebox/mem.h"
+#include "corebox/utf8.h"
 
 /* Longest flag name compared (longer arguments never match a flag). */
 #define NAME_BYTES_MAX 64
@@ -106,39 +107,6 @@ rune_printable(uint32_t r)
 	if (r >= 0x80 && r <= 0x9f)
 		return false;
 	return r != 0xad && r != 0x2028 && r != 0x2029 && r != 0xfeff;
-}
-
-/* Decodes one UTF-8 sequence; returns its length, or 0 if invalid. */
-static size_t
-utf8_decode(const unsigned char *s, size_t len, uint32_t *r)
-{
-	if (s[0] < 0x80) {
-		*r = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf && len >= 2 && (s[1] & 0xc0) == 0x80) {
-		*r = ((uint32_t)(s[0] & 0x1f) << 6) | (s[1] & 0x3f);
-		return 2;
-	}
-	if (s[0] >= 0xe0 && s[0] <= 0xef && len >= 3 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80) {
-		uint32_t v = ((uint32_t)(s[0] & 0x0f) << 12) | ((uint32_t)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
-
-		if (v < 0x800 || (v >= 0xd800 && v <= 0xdfff))
-			return 0;
-		*r = v;
-		return 3;
-	}
-	if (s[0] >= 0xf0 && s[0] <= 0xf4 && len >= 4 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80 &&
-	    (s[3] & 0xc0) == 0x80) {
-		uint32_t v = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3f) << 12) |
-			((uint32_t)(s[2] & 0x3f) << 6) | (s[3] & 0x3f);
-
-		if (v < 0x10000 || v > 0x10ffff)
-			return 0;
-		*r = v;
-		return 4;
-	}
-	return 0;
 }
 
 int

@@ -924,3 +924,31 @@ ctl_go_json_error(const char *body, size_t len, char *out, size_t cap)
 	}
 	snprintf(out, cap, "unexpected end of JSON input");
 }
+
+void
+ctl_err_go_json(struct ctl_err *e, const char *body, size_t len)
+{
+	char msg[CTL_ERR_TEXT_BYTES];
+
+	ctl_go_json_error(body, len, msg, sizeof(msg));
+	ctl_err_msg(e, false, "%s", msg);
+}
+
+void
+ctl_err_from_message(struct ctl_err *e, const struct ctl_result *res)
+{
+	struct json_doc *doc = NULL;
+	const struct json_node *m;
+	const char *s = "";
+	size_t len = 0;
+
+	if (json_parse(res->body, res->body_len, &ctl_json_limits, &doc, NULL, 0) < 0) {
+		ctl_err_go_json(e, res->body, res->body_len);
+		return;
+	}
+	m = json_get_fold(json_doc_root(doc), "message");
+	if (m != NULL)
+		json_get_str(m, &s, &len);
+	ctl_err_msg(e, false, "%.*s", (int)len, s);
+	json_doc_free(doc);
+}

@@ -88,36 +88,10 @@ members_list(struct ctl *c, uint64_t deadline, struct ctl_members *ms, struct ct
 	}
 	rc = ctl_members_parse(ms, res.body, res.body_len);
 	if (rc < 0) {
-		char msg[CTL_ERR_TEXT_BYTES];
-
-		ctl_go_json_error(res.body, res.body_len, msg, sizeof(msg));
-		ctl_err_msg(e, false, "%s", msg);
+		ctl_err_go_json(e, res.body, res.body_len);
 	}
 	ctl_result_free(&res);
 	return rc < 0 ? -1 : 0;
-}
-
-/* A membersError body ({"message": ...}) for the statuses that carry one. */
-static void
-members_error(struct ctl_err *e, const struct ctl_result *res)
-{
-	struct json_doc *doc = NULL;
-	const struct json_node *m;
-	const char *s = "";
-	size_t len = 0;
-
-	if (json_parse(res->body, res->body_len, &ctl_json_limits, &doc, NULL, 0) < 0) {
-		char msg[CTL_ERR_TEXT_BYTES];
-
-		ctl_go_json_error(res->body, res->body_len, msg, sizeof(msg));
-		ctl_err_msg(e, false, "%s", msg);
-		return;
-	}
-	m = json_get_fold(json_doc_root(doc), "message");
-	if (m != NULL)
-		json_get_str(m, &s, &len);
-	ctl_err_msg(e, false, "%.*s", (int)len, s);
-	json_doc_free(doc);
 }
 
 static int
@@ -154,10 +128,7 @@ member_list(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_val *vals, int 
 		if (res.status != 200)
 			ctl_err_msg(&e, false, "unexpected status code %d", res.status);
 		else if (ctl_member_parse_one(&leader, res.body, res.body_len) < 0) {
-			char msg[CTL_ERR_TEXT_BYTES];
-
-			ctl_go_json_error(res.body, res.body_len, msg, sizeof(msg));
-			ctl_err_msg(&e, false, "%s", msg);
+			ctl_err_go_json(&e, res.body, res.body_len);
 		}
 		ctl_result_free(&res);
 	}
@@ -243,7 +214,7 @@ member_add(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_val *vals, int a
 	if (members_write(c, "POST", NULL, &argv[1], 1, deadline, &res, &e) < 0)
 		goto fail;
 	if (res.status == 409) {
-		members_error(&e, &res);
+		ctl_err_from_message(&e, &res);
 		ctl_result_free(&res);
 		goto fail;
 	}
@@ -253,10 +224,7 @@ member_add(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_val *vals, int a
 		goto fail;
 	}
 	if (ctl_member_parse_one(&m, res.body, res.body_len) < 0) {
-		char msg[CTL_ERR_TEXT_BYTES];
-
-		ctl_go_json_error(res.body, res.body_len, msg, sizeof(msg));
-		ctl_err_msg(&e, false, "%s", msg);
+		ctl_err_go_json(&e, res.body, res.body_len);
 		ctl_result_free(&res);
 		goto fail;
 	}
@@ -388,7 +356,7 @@ member_update(struct ctl *c, const struct ctl_cmd *cmd, struct ctl_val *vals, in
 	}
 	if (members_write(c, "PUT", argv[0], urls, n, ctl_deadline(c), &res, &e) == 0) {
 		if (res.status == 404 || res.status == 409)
-			members_error(&e, &res);
+			ctl_err_from_message(&e, &res);
 		else if (res.status != 204)
 			ctl_err_msg(&e, false, "unexpected status code %d", res.status);
 		ctl_result_free(&res);

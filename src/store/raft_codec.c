@@ -11,43 +11,10 @@
 
 #include "corebox/buf.h"
 #include "corebox/err.h"
+#include "corebox/le.h"
 #include "corebox/mem.h"
 #include "corebox/raft.h"
 #include "raft_int.h"
-
-static void
-put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t
-get_u32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t
-get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 const char *
 raft_msg_type_name(uint32_t type)
@@ -203,37 +170,37 @@ raft_msg_encode(const struct raft_msg *m, struct buf *out)
 	p[1] = (uint8_t)m->type;
 	p[2] = (uint8_t)m->flags;
 	p[3] = 0;
-	put_u32(p + 4, (uint32_t)m->n_entries);
-	put_u64(p + 8, m->from);
-	put_u64(p + 16, m->to);
-	put_u64(p + 24, m->term);
-	put_u64(p + 32, m->log_term);
-	put_u64(p + 40, m->index);
-	put_u64(p + 48, m->commit);
-	put_u64(p + 56, m->reject_hint);
-	put_u64(p + 64, m->ctx);
+	le_put32(p + 4, (uint32_t)m->n_entries);
+	le_put64(p + 8, m->from);
+	le_put64(p + 16, m->to);
+	le_put64(p + 24, m->term);
+	le_put64(p + 32, m->log_term);
+	le_put64(p + 40, m->index);
+	le_put64(p + 48, m->commit);
+	le_put64(p + 56, m->reject_hint);
+	le_put64(p + 64, m->ctx);
 	p += RAFT_MSG_HEADER_BYTES;
 	for (size_t i = 0; i < m->n_entries; i++) {
 		const struct raft_entry *e = &m->entries[i];
 
-		put_u64(p, e->term);
-		put_u64(p + 8, e->index);
+		le_put64(p, e->term);
+		le_put64(p + 8, e->index);
 		p[16] = (uint8_t)e->type;
 		p[17] = p[18] = p[19] = 0;
-		put_u32(p + 20, e->len);
+		le_put32(p + 20, e->len);
 		p += RAFT_WIRE_ENTRY_HEADER_BYTES;
 		if (e->len > 0)
 			memcpy(p, e->data, e->len);
 		p += e->len;
 	}
 	if (m->type == RAFT_MSG_SNAP) {
-		put_u64(p, m->snap.index);
-		put_u64(p + 8, m->snap.term);
-		put_u32(p + 16, m->snap.conf.n);
+		le_put64(p, m->snap.index);
+		le_put64(p + 8, m->snap.term);
+		le_put32(p + 16, m->snap.conf.n);
 		p += 20;
 		for (uint32_t i = 0; i < m->snap.conf.n; i++, p += 8)
-			put_u64(p, m->snap.conf.ids[i]);
-		put_u64(p, m->snap_len);
+			le_put64(p, m->snap.conf.ids[i]);
+		le_put64(p, m->snap_len);
 		p += 8;
 		if (m->snap_len > 0)
 			memcpy(p, m->snap_data, (size_t)m->snap_len);
@@ -255,21 +222,21 @@ raft_msg_decode(const void *data, size_t len, struct raft_msg *m)
 		return -ERR_PARSE;
 	if (p[0] != RAFT_WIRE_VERSION || p[1] == 0 || p[1] > RAFT_MSG_TYPE_MAX || p[3] != 0)
 		return -ERR_PARSE;
-	n = get_u32(p + 4);
+	n = le_get32(p + 4);
 	left = len - RAFT_MSG_HEADER_BYTES;
 	/* Every entry needs at least its header: refuse counts the input cannot hold. */
 	if (n > RAFT_MSG_ENTRIES_MAX || (size_t)n > left / RAFT_WIRE_ENTRY_HEADER_BYTES)
 		return -ERR_PARSE;
 	m->type = p[1];
 	m->flags = p[2];
-	m->from = get_u64(p + 8);
-	m->to = get_u64(p + 16);
-	m->term = get_u64(p + 24);
-	m->log_term = get_u64(p + 32);
-	m->index = get_u64(p + 40);
-	m->commit = get_u64(p + 48);
-	m->reject_hint = get_u64(p + 56);
-	m->ctx = get_u64(p + 64);
+	m->from = le_get64(p + 8);
+	m->to = le_get64(p + 16);
+	m->term = le_get64(p + 24);
+	m->log_term = le_get64(p + 32);
+	m->index = le_get64(p + 40);
+	m->commit = le_get64(p + 48);
+	m->reject_hint = le_get64(p + 56);
+	m->ctx = le_get64(p + 64);
 	p += RAFT_MSG_HEADER_BYTES;
 	if (n > 0) {
 		m->entries = mem_calloc(n, sizeof(*m->entries));
@@ -285,12 +252,12 @@ raft_msg_decode(const void *data, size_t len, struct raft_msg *m)
 
 		if (left < RAFT_WIRE_ENTRY_HEADER_BYTES)
 			goto bad;
-		e->term = get_u64(p);
-		e->index = get_u64(p + 8);
+		e->term = le_get64(p);
+		e->index = le_get64(p + 8);
 		e->type = p[16];
 		if (p[17] != 0 || p[18] != 0 || p[19] != 0)
 			goto bad;
-		elen = get_u32(p + 20);
+		elen = le_get32(p + 20);
 		p += RAFT_WIRE_ENTRY_HEADER_BYTES;
 		left -= RAFT_WIRE_ENTRY_HEADER_BYTES;
 		if (elen > RAFT_ENTRY_BYTES_MAX || elen > left)
@@ -306,18 +273,18 @@ raft_msg_decode(const void *data, size_t len, struct raft_msg *m)
 
 		if (left < 20)
 			goto bad;
-		m->snap.index = get_u64(p);
-		m->snap.term = get_u64(p + 8);
-		members = get_u32(p + 16);
+		m->snap.index = le_get64(p);
+		m->snap.term = le_get64(p + 8);
+		members = le_get32(p + 16);
 		p += 20;
 		left -= 20;
 		if (members > RAFT_MEMBERS_MAX || left < 8u * members + 8u)
 			goto bad;
 		m->snap.conf.n = members;
 		for (uint32_t i = 0; i < members; i++, p += 8)
-			m->snap.conf.ids[i] = get_u64(p);
+			m->snap.conf.ids[i] = le_get64(p);
 		left -= 8u * members;
-		dlen = get_u64(p);
+		dlen = le_get64(p);
 		p += 8;
 		left -= 8;
 		if (dlen > RAFT_SNAPSHOT_BYTES_MAX || dlen != left)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "corebox/err.h"
+#include "corebox/le.h"
 #include "corebox/mem.h"
 #include "corebox/raft.h"
 #include "raft_int.h"
@@ -117,40 +118,6 @@ raft_config_equal(const struct raft_config *a, const struct raft_config *b)
 	return true;
 }
 
-static void
-put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t
-get_u32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t
-get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 struct raft_blob *
 raft_conf_encode(uint32_t op, uint64_t node, const struct raft_config *c,
     const void *ctx, size_t ctx_len)
@@ -171,12 +138,12 @@ raft_conf_encode(uint32_t op, uint64_t node, const struct raft_config *c,
 	p[1] = (uint8_t)op;
 	p[2] = 0;
 	p[3] = 0;
-	put_u32(p + 4, c->n);
-	put_u64(p + 8, node);
+	le_put32(p + 4, c->n);
+	le_put64(p + 8, node);
 	p += CONF_FIXED_BYTES;
 	for (uint32_t i = 0; i < c->n; i++, p += 8)
-		put_u64(p, c->ids[i]);
-	put_u32(p, (uint32_t)ctx_len);
+		le_put64(p, c->ids[i]);
+	le_put32(p, (uint32_t)ctx_len);
 	if (ctx_len > 0)
 		memcpy(p + 4, ctx, ctx_len);
 	return b;
@@ -194,20 +161,20 @@ raft_conf_decode(const void *data, size_t len, struct raft_conf_change *out)
 		return -ERR_PARSE;
 	if (p[0] != CONF_VERSION || p[1] > RAFT_CONF_REMOVE || p[2] != 0 || p[3] != 0)
 		return -ERR_PARSE;
-	n = get_u32(p + 4);
+	n = le_get32(p + 4);
 	if (n > RAFT_MEMBERS_MAX)
 		return -ERR_PARSE;
 	need = CONF_FIXED_BYTES + 8u * n + 4u;
 	if (len < need)
 		return -ERR_PARSE;
-	ctx_len = get_u32(p + need - 4);
+	ctx_len = le_get32(p + need - 4);
 	if (ctx_len > RAFT_CONF_CTX_BYTES_MAX || len != need + ctx_len)
 		return -ERR_PARSE;
 	out->op = p[1];
-	out->node = get_u64(p + 8);
+	out->node = le_get64(p + 8);
 	out->conf.n = n;
 	for (uint32_t i = 0; i < n; i++)
-		out->conf.ids[i] = get_u64(p + CONF_FIXED_BYTES + 8u * i);
+		out->conf.ids[i] = le_get64(p + CONF_FIXED_BYTES + 8u * i);
 	out->ctx = ctx_len > 0 ? p + need : NULL;
 	out->ctx_len = ctx_len;
 	if (!raft_config_valid(&out->conf))

@@ -23,6 +23,8 @@
 #include "corebox/crc32c.h"
 #include "corebox/err.h"
 #include "corebox/failpoint.h"
+#include "corebox/fs.h"
+#include "corebox/le.h"
 #include "corebox/mem.h"
 #include "corebox/snapfile.h"
 
@@ -30,34 +32,6 @@ static const char snap_magic[8] = { 'c', 'b', 's', 'n', 'a', 'p', '\r', '\n' };
 
 /* Longest directory path accepted (names are appended to it). */
 #define SNAPFILE_DIR_BYTES_MAX 4000u
-
-static void
-put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void
-put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t
-get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
 
 static int
 set_msg(char *dst, size_t len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -76,67 +50,6 @@ set_msg(char *dst, size_t len, int rc, const char *fmt, ...)
 }
 
 static int
-write_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *q = p;
-
-	while (n > 0) {
-		ssize_t k = write(fd, q, n);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		q += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int
-read_all(int fd, void *p, size_t n)
-{
-	uint8_t *q = p;
-
-	while (n > 0) {
-		ssize_t k = read(fd, q, n);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (k == 0) {
-			errno = EIO;
-			return -1;
-		}
-		q += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int
-mkdir_parents(const char *path)
-{
-	char tmp[SNAPFILE_DIR_BYTES_MAX + 1];
-	size_t n = strlen(path);
-
-	memcpy(tmp, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (tmp[i] != '/' && tmp[i] != '\0')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-			return -1;
-		if (i < n)
-			tmp[i] = '/';
-	}
-	return 0;
-}
-
-static int
 check_dir(const char *dir, char *errmsg, size_t errlen)
 {
 	if (dir == NULL || dir[0] == '\0' || strlen(dir) > SNAPFILE_DIR_BYTES_MAX)
@@ -151,25 +64,6 @@ snapfile_name_format(char *buf, uint64_t term, uint64_t index)
 	    (unsigned long long)term, (unsigned long long)index);
 }
 
-static int
-parse_hex16(const char *s, uint64_t *v)
-{
-	uint64_t x = 0;
-
-	for (int i = 0; i < 16; i++) {
-		char c = s[i];
-
-		if (c >= '0' && c <= '9')
-			x = x << 4 | (uint64_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			x = x << 4 | (uint64_t)(c - 'a' + 10);
-		else
-			return -ERR_PARSE;
-	}
-	*v = x;
-	return 0;
-}
-
 int
 snapfile_name_parse(const char *name, uint64_t *term, uint64_t *index)
 {
@@ -177,7 +71,7 @@ snapfile_name_parse(const char *name, uint64_t *term, uint64_t *index)
 
 	if (name == NULL || strlen(name) != 38 || name[16] != '-' || strcmp(name + 33, ".snap") != 0)
 		return -ERR_PARSE;
-	if (parse_hex16(name, &a) != 0 || parse_hex16(name + 17, &b) != 0)
+	if (fs_parse_hex16(name, &a) != 0 || fs_parse_hex16(name + 17, &b) != 0)
 		return -ERR_PARSE;
 	if (term != NULL)
 		*term = a;
@@ -190,13 +84,13 @@ static void
 encode_header(uint8_t *h, uint64_t term, uint64_t index, uint64_t len, uint32_t crc)
 {
 	memcpy(h, snap_magic, sizeof(snap_magic));
-	put_le32(h + 8, SNAPFILE_VERSION);
-	put_le32(h + 12, 0);
-	put_le64(h + 16, term);
-	put_le64(h + 24, index);
-	put_le64(h + 32, len);
-	put_le32(h + 40, crc);
-	put_le32(h + 44, crc32c(0, h, 44));
+	le_put32(h + 8, SNAPFILE_VERSION);
+	le_put32(h + 12, 0);
+	le_put64(h + 16, term);
+	le_put64(h + 24, index);
+	le_put64(h + 32, len);
+	le_put32(h + 40, crc);
+	le_put32(h + 44, crc32c(0, h, 44));
 }
 
 /*
@@ -212,17 +106,17 @@ decode_header(const uint8_t *h, uint64_t file_len, struct snapfile_header *hdr,
 		    name, (unsigned long long)file_len);
 	if (memcmp(h, snap_magic, sizeof(snap_magic)) != 0)
 		return set_msg(errmsg, errlen, -ERR_PARSE, "snap: %s is not a snapshot file", name);
-	if (crc32c(0, h, 44) != get_le32(h + 44))
+	if (crc32c(0, h, 44) != le_get32(h + 44))
 		return set_msg(errmsg, errlen, -ERR_CRC, "snap: bad header crc in %s", name);
-	hdr->version = get_le32(h + 8);
-	hdr->term = get_le64(h + 16);
-	hdr->index = get_le64(h + 24);
-	hdr->length = get_le64(h + 32);
-	hdr->crc = get_le32(h + 40);
+	hdr->version = le_get32(h + 8);
+	hdr->term = le_get64(h + 16);
+	hdr->index = le_get64(h + 24);
+	hdr->length = le_get64(h + 32);
+	hdr->crc = le_get32(h + 40);
 	if (hdr->version != SNAPFILE_VERSION)
 		return set_msg(errmsg, errlen, -ERR_PARSE, "snap: %s has unsupported version %u",
 		    name, hdr->version);
-	if (get_le32(h + 12) != 0)
+	if (le_get32(h + 12) != 0)
 		return set_msg(errmsg, errlen, -ERR_PARSE, "snap: %s has unknown flags", name);
 	if (hdr->length > SNAPFILE_PAYLOAD_BYTES_MAX)
 		return set_msg(errmsg, errlen, -ERR_PARSE, "snap: %s payload of %llu bytes is above the limit",
@@ -270,7 +164,7 @@ snapfile_save(const char *dir, uint64_t term, uint64_t index,
 		return set_msg(errmsg, errlen, -ERR_LIMIT, "snap: payload of %zu bytes is above the limit", len);
 	if (len > 0 && data == NULL)
 		return set_msg(errmsg, errlen, -ERR_INVAL, "snap: no payload");
-	if (mkdir_parents(dir) != 0)
+	if (fs_mkdir_parents(dir) != 0)
 		return set_msg(errmsg, errlen, -ERR_IO, "snap: create %s: %s", dir, strerror(errno));
 	snapfile_name_format(name, term, index);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -279,7 +173,7 @@ snapfile_save(const char *dir, uint64_t term, uint64_t index,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return set_msg(errmsg, errlen, -ERR_IO, "snap: create %s.tmp: %s", name, strerror(errno));
-	if (write_all(fd, h, sizeof(h)) != 0 || write_all(fd, data, len) != 0)
+	if (fs_write_all(fd, h, sizeof(h)) != 0 || fs_write_all(fd, data, len) != 0)
 		goto fail;
 	if (FAILPOINT("snap_after_write")) {
 		errno = EIO;
@@ -298,14 +192,8 @@ snapfile_save(const char *dir, uint64_t term, uint64_t index,
 	}
 	if (rename(tmp, path) != 0)
 		goto fail;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) != 0) {
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		return set_msg(errmsg, errlen, -ERR_IO, "snap: sync %s: %s", dir, strerror(e));
-	}
-	close(fd);
+	if (fs_fsync_dir(dir) != 0)
+		return set_msg(errmsg, errlen, -ERR_IO, "snap: sync %s: %s", dir, strerror(errno));
 	return 0;
 fail:
 	e = errno;
@@ -351,7 +239,7 @@ snapfile_load(const char *dir, const char *name, struct snapfile_data *out,
 		rc = set_msg(errmsg, errlen, -ERR_IO, "snap: stat %s: %s", name, strerror(errno));
 		goto out;
 	}
-	if ((uint64_t)st.st_size >= SNAPFILE_HEADER_BYTES && read_all(fd, h, sizeof(h)) != 0) {
+	if ((uint64_t)st.st_size >= SNAPFILE_HEADER_BYTES && fs_read_all(fd, h, sizeof(h)) != 0) {
 		rc = set_msg(errmsg, errlen, -ERR_IO, "snap: read %s: %s", name, strerror(errno));
 		goto out;
 	}
@@ -369,7 +257,7 @@ snapfile_load(const char *dir, const char *name, struct snapfile_data *out,
 			rc = set_msg(errmsg, errlen, -ERR_NOMEM, "snap: load %s: out of memory", name);
 			goto out;
 		}
-		if (read_all(fd, data, (size_t)hdr.length) != 0) {
+		if (fs_read_all(fd, data, (size_t)hdr.length) != 0) {
 			rc = set_msg(errmsg, errlen, -ERR_IO, "snap: read %s: %s", name, strerror(errno));
 			goto out;
 		}

@@ -34,6 +34,8 @@
 #include "corebox/crc32c.h"
 #include "corebox/err.h"
 #include "corebox/failpoint.h"
+#include "corebox/fs.h"
+#include "corebox/le.h"
 #include "corebox/mem.h"
 #include "corebox/wal.h"
 
@@ -113,34 +115,6 @@ struct wal {
 
 /* ---- little helpers ---- */
 
-static void
-put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void
-put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t
-get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
 static int
 set_msg(char *dst, size_t len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -175,53 +149,6 @@ errno_rc(int e)
 	}
 }
 
-static int
-pwrite_all(int fd, const void *p, size_t n, uint64_t off)
-{
-	const uint8_t *q = p;
-
-	while (n > 0) {
-		ssize_t k = pwrite(fd, q, n, (off_t)off);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (k == 0) {
-			errno = EIO;
-			return -1;
-		}
-		q += k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
-static int
-read_all(int fd, void *p, size_t n)
-{
-	uint8_t *q = p;
-
-	while (n > 0) {
-		ssize_t k = read(fd, q, n);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (k == 0) {
-			errno = EIO;
-			return -1;
-		}
-		q += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /*
  * Makes the file at least size bytes with its blocks allocated, so that
  * later writes inside it do not change the size an fdatasync must record.
@@ -243,43 +170,6 @@ preallocate(int fd, uint64_t size)
 	return 0;
 }
 
-static int
-fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-/* mkdir -p; path is not modified. */
-static int
-mkdir_parents(const char *path)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(tmp, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (tmp[i] != '/' && tmp[i] != '\0')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-			return -1;
-		if (i < n)
-			tmp[i] = '/';
-	}
-	return 0;
-}
-
 /* ---- names ---- */
 
 void
@@ -289,25 +179,6 @@ wal_segment_name_format(char *buf, uint64_t seq, uint64_t first_index)
 	    (unsigned long long)seq, (unsigned long long)first_index);
 }
 
-static int
-parse_hex16(const char *s, uint64_t *v)
-{
-	uint64_t x = 0;
-
-	for (int i = 0; i < 16; i++) {
-		char c = s[i];
-
-		if (c >= '0' && c <= '9')
-			x = x << 4 | (uint64_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			x = x << 4 | (uint64_t)(c - 'a' + 10);
-		else
-			return -ERR_PARSE;
-	}
-	*v = x;
-	return 0;
-}
-
 int
 wal_segment_name_parse(const char *name, uint64_t *seq, uint64_t *first_index)
 {
@@ -315,7 +186,7 @@ wal_segment_name_parse(const char *name, uint64_t *seq, uint64_t *first_index)
 
 	if (name == NULL || strlen(name) != 37 || name[16] != '-' || strcmp(name + 33, ".wal") != 0)
 		return -ERR_PARSE;
-	if (parse_hex16(name, &a) != 0 || parse_hex16(name + 17, &b) != 0)
+	if (fs_parse_hex16(name, &a) != 0 || fs_parse_hex16(name + 17, &b) != 0)
 		return -ERR_PARSE;
 	if (seq != NULL)
 		*seq = a;
@@ -427,13 +298,13 @@ rec_encode(uint8_t *dst, uint8_t type, const uint8_t *fixed, size_t nfixed,
 {
 	size_t plen = nfixed + ndata;
 
-	put_le32(dst + 4, (uint32_t)plen);
+	le_put32(dst + 4, (uint32_t)plen);
 	dst[8] = type;
 	dst[9] = dst[10] = dst[11] = 0;
 	memcpy(dst + WAL_RECORD_HEADER_BYTES, fixed, nfixed);
 	if (ndata > 0)
 		memcpy(dst + WAL_RECORD_HEADER_BYTES + nfixed, data, ndata);
-	put_le32(dst, crc32c(0, dst + 4, 8 + plen));
+	le_put32(dst, crc32c(0, dst + 4, 8 + plen));
 	return WAL_RECORD_HEADER_BYTES + plen;
 }
 
@@ -442,9 +313,9 @@ enc_hardstate(uint8_t *dst, const struct wal_hardstate *hs)
 {
 	uint8_t f[HARDSTATE_PAYLOAD_BYTES];
 
-	put_le64(f, hs->term);
-	put_le64(f + 8, hs->vote);
-	put_le64(f + 16, hs->commit);
+	le_put64(f, hs->term);
+	le_put64(f + 8, hs->vote);
+	le_put64(f + 16, hs->commit);
 	return rec_encode(dst, WAL_REC_HARDSTATE, f, sizeof(f), NULL, 0);
 }
 
@@ -453,8 +324,8 @@ enc_snapshot(uint8_t *dst, const struct wal_snapshot *s)
 {
 	uint8_t f[SNAPSHOT_PAYLOAD_BYTES];
 
-	put_le64(f, s->term);
-	put_le64(f + 8, s->index);
+	le_put64(f, s->term);
+	le_put64(f + 8, s->index);
 	return rec_encode(dst, WAL_REC_SNAPSHOT, f, sizeof(f), NULL, 0);
 }
 
@@ -466,11 +337,11 @@ enc_segment_header(struct wal *w, uint64_t seq, uint64_t first,
 	uint8_t f[METADATA_FIXED_BYTES];
 	uint8_t *p = w->hdrbuf;
 
-	put_le64(f, seq);
-	put_le64(f + 8, first);
+	le_put64(f, seq);
+	le_put64(f + 8, first);
 	p += rec_encode(p, WAL_REC_SEGMENT, f, SEGMENT_PAYLOAD_BYTES, NULL, 0);
-	put_le64(f, w->meta_node_id);
-	put_le64(f + 8, w->meta_cluster_id);
+	le_put64(f, w->meta_node_id);
+	le_put64(f + 8, w->meta_cluster_id);
 	p += rec_encode(p, WAL_REC_METADATA, f, METADATA_FIXED_BYTES, w->meta_data, w->meta_len);
 	p += enc_snapshot(p, snap);
 	p += enc_hardstate(p, hs);
@@ -498,16 +369,16 @@ io_track(struct wal_io *io, const uint8_t *rec)
 
 	switch (rec[8]) {
 	case WAL_REC_ENTRY:
-		io->last_index = get_le64(p);
+		io->last_index = le_get64(p);
 		break;
 	case WAL_REC_HARDSTATE:
-		io->hs.term = get_le64(p);
-		io->hs.vote = get_le64(p + 8);
-		io->hs.commit = get_le64(p + 16);
+		io->hs.term = le_get64(p);
+		io->hs.vote = le_get64(p + 8);
+		io->hs.commit = le_get64(p + 16);
 		break;
 	case WAL_REC_SNAPSHOT:
-		io->snap.term = get_le64(p);
-		io->snap.index = get_le64(p + 8);
+		io->snap.term = le_get64(p);
+		io->snap.index = le_get64(p + 8);
 		if (io->snap.index > io->last_index)
 			io->last_index = io->snap.index;
 		break;
@@ -540,7 +411,7 @@ io_cut(struct wal *w)
 	if (fd < 0)
 		return io_fail(w, -ERR_IO, "wal: create %s: %s", tmp, strerror(errno));
 	hlen = enc_segment_header(w, seq, first, &io->snap, &io->hs);
-	if (preallocate(fd, w->segment_bytes) != 0 || pwrite_all(fd, w->hdrbuf, hlen, 0) != 0 ||
+	if (preallocate(fd, w->segment_bytes) != 0 || fs_pwrite_all(fd, w->hdrbuf, hlen, 0) != 0 ||
 	    fsync(fd) != 0) {
 		int e = errno;
 
@@ -583,7 +454,7 @@ io_write_batch(struct wal *w, const uint8_t *data, size_t len)
 		size_t end = pos;
 
 		while (end < len) {
-			size_t rlen = WAL_RECORD_HEADER_BYTES + get_le32(data + end + 4);
+			size_t rlen = WAL_RECORD_HEADER_BYTES + le_get32(data + end + 4);
 			int fresh = end == pos && io->offset == io->header_end;
 
 			if (io->offset + (end - pos) + rlen > w->segment_bytes && !fresh)
@@ -594,7 +465,7 @@ io_write_batch(struct wal *w, const uint8_t *data, size_t len)
 		if (end > pos) {
 			if (FAILPOINT("wal_before_write"))
 				return io_fail(w, -ERR_IO, "wal: failpoint wal_before_write");
-			if (pwrite_all(io->fd, data + pos, end - pos, io->offset) != 0)
+			if (fs_pwrite_all(io->fd, data + pos, end - pos, io->offset) != 0)
 				return io_fail(w, -ERR_IO, "wal: write %s at offset %llu: %s", io->name,
 				    (unsigned long long)io->offset, strerror(errno));
 			io->offset += end - pos;
@@ -778,7 +649,7 @@ static int
 replay_metadata(struct replayer *r, const uint8_t *p, size_t n, const char *file, uint64_t off)
 {
 	struct wal_metadata *md = &r->out->meta;
-	uint64_t node = get_le64(p), cluster = get_le64(p + 8);
+	uint64_t node = le_get64(p), cluster = le_get64(p + 8);
 	size_t dlen = n - METADATA_FIXED_BYTES;
 
 	if (r->have_meta) {
@@ -813,14 +684,14 @@ rec_check(const uint8_t *buf, size_t len, size_t off, int *plausible)
 	*plausible = 0;
 	if (len - off < WAL_RECORD_HEADER_BYTES)
 		return -1;
-	plen = get_le32(buf + off + 4);
+	plen = le_get32(buf + off + 4);
 	type = buf[off + 8];
 	if (type < WAL_REC_SEGMENT || type > WAL_REC_ENTRY || buf[off + 9] != 0 ||
 	    buf[off + 10] != 0 || buf[off + 11] != 0 || plen > WAL_RECORD_BYTES_MAX ||
 	    plen > len - off - WAL_RECORD_HEADER_BYTES)
 		return -1;
 	*plausible = 1;
-	if (crc32c(0, buf + off + 4, 8 + (size_t)plen) != get_le32(buf + off))
+	if (crc32c(0, buf + off + 4, 8 + (size_t)plen) != le_get32(buf + off))
 		return -1;
 	return (long)plen;
 }
@@ -860,7 +731,7 @@ bad_record_reason(const uint8_t *buf, size_t len, size_t off, int plausible)
 		return "incomplete record";
 	/* A sane header whose length runs past the end: cut off mid-record. */
 	if (buf[off + 8] >= WAL_REC_SEGMENT && buf[off + 8] <= WAL_REC_ENTRY &&
-	    get_le32(buf + off + 4) > len - off - WAL_RECORD_HEADER_BYTES)
+	    le_get32(buf + off + 4) > len - off - WAL_RECORD_HEADER_BYTES)
 		return "incomplete record";
 	return "bad record header";
 }
@@ -962,7 +833,7 @@ replay_segment(struct replayer *r, const uint8_t *buf, size_t len, const char *f
 			    file, (unsigned long long)off);
 		switch (type) {
 		case WAL_REC_SEGMENT: {
-			uint64_t s = get_le64(p), f = get_le64(p + 8);
+			uint64_t s = le_get64(p), f = le_get64(p + 8);
 			uint64_t expect = f ? f - 1 : 0;
 
 			if (named && (s != seq || f != first))
@@ -989,12 +860,12 @@ replay_segment(struct replayer *r, const uint8_t *buf, size_t len, const char *f
 			break;
 		}
 		case WAL_REC_HARDSTATE:
-			r->out->hs.term = get_le64(p);
-			r->out->hs.vote = get_le64(p + 8);
-			r->out->hs.commit = get_le64(p + 16);
+			r->out->hs.term = le_get64(p);
+			r->out->hs.vote = le_get64(p + 8);
+			r->out->hs.commit = le_get64(p + 16);
 			break;
 		case WAL_REC_SNAPSHOT: {
-			struct wal_snapshot m = { get_le64(p), get_le64(p + 8) };
+			struct wal_snapshot m = { le_get64(p), le_get64(p + 8) };
 			int rc = replay_marker(r, &m, file, off);
 
 			if (rc != 0)
@@ -1005,9 +876,9 @@ replay_segment(struct replayer *r, const uint8_t *buf, size_t len, const char *f
 			struct wal_entry e;
 			int rc;
 
-			e.index = get_le64(p);
-			e.term = get_le64(p + 8);
-			e.kind = get_le32(p + 16);
+			e.index = le_get64(p);
+			e.term = le_get64(p + 8);
+			e.kind = le_get32(p + 16);
 			e.data = p + WAL_ENTRY_HEADER_BYTES;
 			e.len = (size_t)plen - WAL_ENTRY_HEADER_BYTES;
 			if ((rc = replay_entry(r, &e, file, off)) != 0)
@@ -1269,7 +1140,7 @@ wal_create(struct wal *w, const struct wal_metadata *md)
 		parent[1] = '\0';
 	else
 		*slash = '\0';
-	if (mkdir_parents(parent) != 0)
+	if (fs_mkdir_parents(parent) != 0)
 		return wal_fail(w, errno_rc(errno), "wal: create %s: %s", parent, strerror(errno));
 	if (remove_tmp_dir(tmpdir) != 0 || mkdir(tmpdir, 0700) != 0)
 		return wal_fail(w, -ERR_IO, "wal: create %s: %s", tmpdir, strerror(errno));
@@ -1279,14 +1150,14 @@ wal_create(struct wal *w, const struct wal_metadata *md)
 	if (fd < 0)
 		return wal_fail(w, -ERR_IO, "wal: create %s: %s", path, strerror(errno));
 	hlen = enc_segment_header(w, 0, 0, &zs, &zh);
-	if (preallocate(fd, w->segment_bytes) != 0 || pwrite_all(fd, w->hdrbuf, hlen, 0) != 0 ||
+	if (preallocate(fd, w->segment_bytes) != 0 || fs_pwrite_all(fd, w->hdrbuf, hlen, 0) != 0 ||
 	    fsync(fd) != 0) {
 		rc = wal_fail(w, -ERR_IO, "wal: write %s: %s", path, strerror(errno));
 		close(fd);
 		return rc;
 	}
 	close(fd);
-	if (fsync_path(tmpdir) != 0)
+	if (fs_fsync_dir(tmpdir) != 0)
 		return wal_fail(w, -ERR_IO, "wal: sync %s: %s", tmpdir, strerror(errno));
 	/* rename(2) replaces an empty directory, so a pre-made --wal-dir works. */
 	if (rename(tmpdir, w->dir) != 0) {
@@ -1295,7 +1166,7 @@ wal_create(struct wal *w, const struct wal_metadata *md)
 		remove_tmp_dir(tmpdir);
 		return rc;
 	}
-	if (fsync_path(parent) != 0)
+	if (fs_fsync_dir(parent) != 0)
 		return wal_fail(w, -ERR_IO, "wal: sync %s: %s", parent, strerror(errno));
 	if ((rc = lock_dir(w)) != 0)
 		return rc;
@@ -1325,33 +1196,12 @@ wal_create(struct wal *w, const struct wal_metadata *md)
 static int
 read_segment(struct wal *w, const char *name, uint8_t **out, size_t *len)
 {
-	struct stat st;
-	uint8_t *b;
-	int fd = openat(w->dirfd, name, O_RDONLY | O_CLOEXEC);
+	int rc = fs_read_file_at(w->dirfd, name, SIZE_MAX, out, len);
 
-	*out = NULL;
-	*len = 0;
-	if (fd < 0)
-		return wal_fail(w, -ERR_IO, "wal: open %s: %s", name, strerror(errno));
-	if (fstat(fd, &st) != 0) {
-		close(fd);
-		return wal_fail(w, -ERR_IO, "wal: stat %s: %s", name, strerror(errno));
-	}
-	b = mem_alloc((size_t)st.st_size);
-	if (b == NULL) {
-		close(fd);
-		return wal_fail(w, -ERR_NOMEM, "wal: read %s: out of memory", name);
-	}
-	if (read_all(fd, b, (size_t)st.st_size) != 0) {
-		int e = errno;
-
-		close(fd);
-		mem_free(b);
-		return wal_fail(w, -ERR_IO, "wal: read %s: %s", name, strerror(e));
-	}
-	close(fd);
-	*out = b;
-	*len = (size_t)st.st_size;
+	if (rc == -ERR_NOMEM)
+		return wal_fail(w, rc, "wal: read %s: out of memory", name);
+	if (rc != 0)
+		return wal_fail(w, -ERR_IO, "wal: read %s: %s", name, strerror(errno));
 	return 0;
 }
 
@@ -1551,9 +1401,9 @@ wal_append_entries(struct wal *w, const struct wal_entry *e, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		uint8_t f[WAL_ENTRY_HEADER_BYTES];
 
-		put_le64(f, e[i].index);
-		put_le64(f + 8, e[i].term);
-		put_le32(f + 16, e[i].kind);
+		le_put64(f, e[i].index);
+		le_put64(f + 8, e[i].term);
+		le_put32(f + 16, e[i].kind);
 		p += rec_encode(p, WAL_REC_ENTRY, f, sizeof(f), e[i].data, e[i].len);
 	}
 	w->pending.len += total;

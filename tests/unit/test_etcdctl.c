@@ -564,6 +564,50 @@ test_go_json_error(void **state)
 }
 
 static void
+test_err_from_message(void **state)
+{
+	char body[64];
+	struct ctl_result res = { 0 };
+	struct ctl_err e = { 0 };
+
+	(void)state;
+	/* The auth and members APIs: "message" in any case, else empty. */
+	snprintf(body, sizeof(body), "{\"MESSAGE\":\"User foo not found\"}");
+	res.status = 404;
+	res.body = body;
+	res.body_len = strlen(body);
+	ctl_err_from_message(&e, &res);
+	assert_int_equal(e.kind, CTL_E_MSG);
+	assert_false(e.conn);
+	assert_string_equal(e.msg, "User foo not found");
+	ctl_err_free(&e);
+
+	memset(&e, 0, sizeof(e));
+	snprintf(body, sizeof(body), "{\"error\":\"x\"}");
+	res.body_len = strlen(body);
+	ctl_err_from_message(&e, &res);
+	assert_int_equal(e.kind, CTL_E_MSG);
+	assert_string_equal(e.msg, "");
+	ctl_err_free(&e);
+
+	/* Not JSON: Go's decoder error, the same text ctl_err_go_json gives. */
+	memset(&e, 0, sizeof(e));
+	snprintf(body, sizeof(body), "404 page not found\n");
+	res.body_len = strlen(body);
+	ctl_err_from_message(&e, &res);
+	assert_int_equal(e.kind, CTL_E_MSG);
+	assert_string_equal(e.msg, "invalid character 'p' after top-level value");
+	ctl_err_free(&e);
+
+	memset(&e, 0, sizeof(e));
+	ctl_err_go_json(&e, "<html>", 6);
+	assert_int_equal(e.kind, CTL_E_MSG);
+	assert_false(e.conn);
+	assert_string_equal(e.msg, "invalid character '<' looking for beginning of value");
+	ctl_err_free(&e);
+}
+
+static void
 test_members(void **state)
 {
 	static const char body[] = "{\"members\":[{\"id\":\"ffc390b1cf7918f\",\"name\":\"\",\"peerURLs\":[\"http://127.0.0.1:23811\"],"
@@ -741,6 +785,7 @@ main(void)
 		cmocka_unit_test(test_response_rejects),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_go_json_error),
+		cmocka_unit_test(test_err_from_message),
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_peer_urls),
 		cmocka_unit_test(test_exec_watch_helpers),
