@@ -239,7 +239,7 @@ int discovery_self_value(const char *name, const char *const *urls, size_t n, st
 /* One registration read from the directory. Strings owned by the list. */
 struct discovery_node {
 	char *key;   /* "/_etcd/registry/tok/8e9e05c52164694d" */
-	char *value; /* "infra0=http://10.0.1.10:2380"; "" for a directory */
+	char *value; /* "infra0=http://192.0.2.10:2380"; "" for a directory */
 	uint64_t created_index;
 	uint64_t modified_index;
 };

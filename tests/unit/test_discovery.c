@@ -148,18 +148,18 @@ test_parse_size(void **state)
 static void
 test_self_value(void **state)
 {
-	const char *one[] = { "http://10.0.1.10:2380" };
-	const char *two[] = { "HTTP://10.0.1.10:7001", "http://10.0.1.10:2380" };
+	const char *one[] = { "http://192.0.2.10:2380" };
+	const char *two[] = { "HTTP://192.0.2.10:7001", "http://192.0.2.10:2380" };
 	const char *bad[] = { "http://a:1,http://b:2" };
 	struct buf b = BUF_INIT;
 
 	(void)state;
 	assert_int_equal(discovery_self_value("infra0", one, 1, &b), 0);
-	assert_string_equal(buf_cstr(&b), "infra0=http://10.0.1.10:2380");
+	assert_string_equal(buf_cstr(&b), "infra0=http://192.0.2.10:2380");
 	buf_reset(&b);
 	/* URLsMap.String(): pairs sorted, scheme lower-cased. */
 	assert_int_equal(discovery_self_value("infra0", two, 2, &b), 0);
-	assert_string_equal(buf_cstr(&b), "infra0=http://10.0.1.10:2380,infra0=http://10.0.1.10:7001");
+	assert_string_equal(buf_cstr(&b), "infra0=http://192.0.2.10:2380,infra0=http://192.0.2.10:7001");
 	buf_reset(&b);
 	assert_int_equal(discovery_self_value("", one, 1, &b), -ERR_INVAL);
 	assert_int_equal(discovery_self_value("a=b", one, 1, &b), -ERR_INVAL);
