@@ -230,8 +230,22 @@ struct store_keys_req {
 	size_t value_len;
 };
 
+/*
+ * How a write is answered once its entry is applied, when the default (the
+ * keys API's store_keys_answer) does not fit: the auth and members APIs
+ * answer in their own formats. req is NULL when the client went away (the
+ * function must still release what arg owns); res is the apply result,
+ * owned by the caller, or NULL when the write was never applied (the
+ * server is shutting down or the request timed out): then only release arg,
+ * and answer req if it is not NULL.
+ */
+typedef void store_answer_fn(struct etcd_server *srv, struct http_req *req, struct store_result *res,
+	void *arg);
+
 struct store_hold {
 	struct etcd_server *srv;
+	store_answer_fn *answer;     /* NULL: store_keys_answer */
+	void *answer_arg;
 	struct http_req *req;        /* NULL once the client went away */
 	enum store_hold_kind kind;
 	uint32_t conn_slot;          /* slot in the per-connection pending table */
@@ -263,6 +277,13 @@ int64_t store_now_ns(const struct etcd_server *srv);
  */
 int store_propose(struct etcd_server *srv, const struct store_proposal *p, uint32_t kind,
 	struct http_req *req, bool no_value_on_success);
+/*
+ * As store_propose, but the applied result goes to answer(srv, req, res,
+ * arg) instead of the keys API's answer. On failure (nonzero return)
+ * answer is not called and arg stays the caller's.
+ */
+int store_propose_answer(struct etcd_server *srv, const struct store_proposal *p, uint32_t kind,
+	struct http_req *req, store_answer_fn *answer, void *arg);
 
 /*
  * Whether the connection of req has requests waiting in the pipeline (a

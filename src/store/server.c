@@ -1001,9 +1001,26 @@ pq_pop(struct pend_queue *q)
 
 static void maybe_start_sync(struct etcd_server *srv);
 
+static int propose_hold(struct etcd_server *srv, const struct store_proposal *p, uint32_t kind,
+	struct http_req *req, bool no_value_on_success, store_answer_fn *answer, void *arg);
+
 int
 store_propose(struct etcd_server *srv, const struct store_proposal *p, uint32_t kind, struct http_req *req,
 	bool no_value_on_success)
+{
+	return propose_hold(srv, p, kind, req, no_value_on_success, NULL, NULL);
+}
+
+int
+store_propose_answer(struct etcd_server *srv, const struct store_proposal *p, uint32_t kind,
+	struct http_req *req, store_answer_fn *answer, void *arg)
+{
+	return propose_hold(srv, p, kind, req, false, answer, arg);
+}
+
+static int
+propose_hold(struct etcd_server *srv, const struct store_proposal *p, uint32_t kind, struct http_req *req,
+	bool no_value_on_success, store_answer_fn *answer, void *arg)
 {
 	struct wal_entry e;
 	struct pend pe;
@@ -1026,6 +1043,8 @@ store_propose(struct etcd_server *srv, const struct store_proposal *p, uint32_t 
 			return -ERR_NOMEM;
 		}
 		h->no_value_on_success = no_value_on_success;
+		h->answer = answer;
+		h->answer_arg = arg;
 	}
 	memset(&e, 0, sizeof(e));
 	e.index = wal_last_index(srv->wal) + 1;
@@ -1286,7 +1305,9 @@ apply_entry(struct etcd_server *srv, uint64_t index, const void *data, size_t le
 		default: break;
 		}
 	}
-	if (h != NULL && h->req != NULL)
+	if (h != NULL && h->answer != NULL)
+		h->answer(srv, h->req, &res, h->answer_arg);
+	else if (h != NULL && h->req != NULL)
 		store_keys_answer(srv, h->req, &res, h->no_value_on_success);
 	store_result_free(&res);
 }
@@ -2521,6 +2542,8 @@ server_free(struct etcd_server *srv)
 	srv->client = srv->peer = NULL;
 	while ((pe = pq_front(&srv->q)) != NULL) {
 		mem_free(pe->data);
+		if (pe->hold != NULL && pe->hold->answer != NULL)
+			pe->hold->answer(srv, NULL, NULL, pe->hold->answer_arg);
 		store_hold_done(pe->hold);
 		pq_pop(&srv->q);
 	}
